@@ -244,11 +244,21 @@ pub async fn handle(state: &State, event: LambdaEvent<SqsEvent>) -> Result<SqsBa
 
 /// Converts Lambda's deadline (milliseconds since the Unix epoch) to an
 /// instant `margin` earlier.
+///
+/// `cargo lambda watch` (1.9) sends the function's timeout in milliseconds
+/// instead of an epoch time, so a value before 2001-09-09 (10^12 ms) is read
+/// as a duration from now. Without this, every local invocation would look
+/// past its deadline and write nothing.
 pub fn invocation_deadline(deadline_epoch_ms: u64, margin: Duration) -> Instant {
-    let now_epoch_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
-    let remaining = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_epoch_ms));
+    const EARLIEST_EPOCH_MS: u64 = 1_000_000_000_000;
+    let remaining = if deadline_epoch_ms < EARLIEST_EPOCH_MS {
+        Duration::from_millis(deadline_epoch_ms)
+    } else {
+        let now_epoch_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+        Duration::from_millis(deadline_epoch_ms.saturating_sub(now_epoch_ms))
+    };
     Instant::now() + remaining.saturating_sub(margin)
 }
 
@@ -333,6 +343,17 @@ mod tests {
         let mut pairs = vec![("DB_CLUSTER_ARN", "arn:cluster"), ("DB_SECRET_ARN", "arn:secret")];
         pairs.extend_from_slice(extra);
         Env::from_pairs(pairs)
+    }
+
+    #[test]
+    fn invocation_deadline_reads_epoch_or_duration() {
+        let margin = Duration::from_secs(2);
+        let now_epoch_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let cases = [(now_epoch_ms + 60_000, 58), (600_000, 598), (now_epoch_ms - 1_000, 0)];
+        for (deadline_ms, expected_secs) in cases {
+            let remaining = invocation_deadline(deadline_ms, margin).saturating_duration_since(Instant::now());
+            assert!(remaining.as_secs() + 1 >= expected_secs && remaining.as_secs() <= expected_secs, "{deadline_ms}: {remaining:?}");
+        }
     }
 
     #[test]
