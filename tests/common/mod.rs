@@ -25,7 +25,8 @@ pub fn data_api_url() -> String {
 
 /// Connection string of the PostgreSQL database behind the local Data API.
 pub fn pg_url() -> String {
-    std::env::var("PIPELINE_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:54329/pipeline".to_owned())
+    std::env::var("PIPELINE_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:54329/pipeline".to_owned())
 }
 
 /// Cluster ARN that the local Data API accepts; any well-formed ARN works.
@@ -48,7 +49,13 @@ pub async fn data_api_config() -> SdkConfig {
 async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "integration-tests"))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "integration-tests",
+        ))
         .endpoint_url(endpoint)
         .load()
         .await
@@ -71,7 +78,9 @@ pub async fn rds_data() -> aws_sdk_rdsdata::Client {
 
 /// Direct connection to PostgreSQL, for checking rows by SQL.
 pub async fn pg() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(connection);
     client
 }
@@ -94,13 +103,23 @@ pub async fn create_bucket(s3: &aws_sdk_s3::Client, prefix: &str) -> String {
 /// Creates a queue with a unique name and returns its URL.
 pub async fn create_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> String {
     let name = unique_name(prefix);
-    sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap()
+    sqs.create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
 }
 
 /// Sends S3 notifications of `bucket` for object-created events to a new
 /// queue, and returns the queue URL. The queue then receives exactly what
 /// the notification would deliver to a function in AWS.
-pub async fn notify_queue(s3: &aws_sdk_s3::Client, sqs: &aws_sdk_sqs::Client, bucket: &str) -> String {
+pub async fn notify_queue(
+    s3: &aws_sdk_s3::Client,
+    sqs: &aws_sdk_sqs::Client,
+    bucket: &str,
+) -> String {
     use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 
     let queue_url = create_queue(sqs, "notifications").await;
@@ -111,10 +130,15 @@ pub async fn notify_queue(s3: &aws_sdk_s3::Client, sqs: &aws_sdk_sqs::Client, bu
         .send()
         .await
         .unwrap();
-    let queue_arn = attributes.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let queue_arn =
+        attributes.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
     let configuration = NotificationConfiguration::builder()
         .queue_configurations(
-            QueueConfiguration::builder().queue_arn(queue_arn).events(Event::S3ObjectCreated).build().unwrap(),
+            QueueConfiguration::builder()
+                .queue_arn(queue_arn)
+                .events(Event::S3ObjectCreated)
+                .build()
+                .unwrap(),
         )
         .build();
     s3.put_bucket_notification_configuration()
@@ -128,7 +152,11 @@ pub async fn notify_queue(s3: &aws_sdk_s3::Client, sqs: &aws_sdk_sqs::Client, bu
 
 /// Receives messages from `queue_url` until `expected` have arrived or 30 s
 /// have passed, deleting each, and returns their bodies.
-pub async fn receive_bodies(sqs: &aws_sdk_sqs::Client, queue_url: &str, expected: usize) -> Vec<String> {
+pub async fn receive_bodies(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    expected: usize,
+) -> Vec<String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut bodies = Vec::new();
     while bodies.len() < expected && std::time::Instant::now() < deadline {
@@ -158,7 +186,10 @@ pub fn lambda_context() -> lambda_runtime::Context {
     let mut context = lambda_runtime::Context::default();
     context.request_id = unique_name("request");
     // Fifteen minutes from now, as Lambda's maximum timeout would give.
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     context.deadline = now_ms + 15 * 60 * 1000;
     context
 }
@@ -168,11 +199,16 @@ pub fn lambda_context() -> lambda_runtime::Context {
 /// `palmerpenguins/data/penguins-raw.csv` or `vega_datasets/_data/cars.json`.
 pub fn data_file(relative: &str) -> std::path::PathBuf {
     let venv_lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".local/venv/lib");
-    for entry in std::fs::read_dir(&venv_lib).unwrap_or_else(|error| panic!("{}: {error}; run make local-up", venv_lib.display())) {
+    for entry in std::fs::read_dir(&venv_lib)
+        .unwrap_or_else(|error| panic!("{}: {error}; run make local-up", venv_lib.display()))
+    {
         let candidate = entry.unwrap().path().join("site-packages").join(relative);
         if candidate.exists() {
             return candidate;
         }
     }
-    panic!("{relative} not found under {}; run scripts/python-env.sh", venv_lib.display());
+    panic!(
+        "{relative} not found under {}; run scripts/python-env.sh",
+        venv_lib.display()
+    );
 }
