@@ -149,10 +149,13 @@ down() {
   rm -f "$pids/localstack"
 }
 
+# Reports each part; exits 0 only when all three are up.
 status() {
-  localstack_healthy "${AWS_ENDPOINT_URL:-$localstack_url}" && log "LocalStack: up" || log "LocalStack: down"
-  pg_isready -q -h 127.0.0.1 -p "$pg_port" && log "PostgreSQL: up" || log "PostgreSQL: down"
-  curl -fsS "http://127.0.0.1:$data_api_port/_local/health" >/dev/null 2>&1 && log "Data API: up" || log "Data API: down"
+  local down=0
+  if localstack_healthy "${AWS_ENDPOINT_URL:-$localstack_url}" 2>/dev/null; then log "LocalStack: up"; else log "LocalStack: down"; down=1; fi
+  if pg_isready -q -h 127.0.0.1 -p "$pg_port"; then log "PostgreSQL: up"; else log "PostgreSQL: down"; down=1; fi
+  if curl -fsS "http://127.0.0.1:$data_api_port/_local/health" >/dev/null 2>&1; then log "Data API: up"; else log "Data API: down"; down=1; fi
+  return "$down"
 }
 
 case "${1:-}" in

@@ -37,7 +37,8 @@ pub struct Config {
     pub compression_level: u32,
     /// Size of each multipart upload part: `PART_SIZE_BYTES`, default 8 MiB, at least 5 MiB.
     pub part_size_bytes: usize,
-    /// Parts uploaded at once per object: `MAX_PARTS_IN_FLIGHT`, default 2.
+    /// Parts uploaded at once per object: `MAX_PARTS_IN_FLIGHT`, default 1: uploading a part takes
+    /// less time than compressing the next one, so more only costs memory.
     pub max_parts_in_flight: usize,
     /// Objects of one event processed at once: `MAX_CONCURRENT_OBJECTS`, default 4.
     pub max_concurrent_objects: usize,
@@ -56,7 +57,7 @@ impl Config {
             compression_level: env.parse_in_range("COMPRESSION_LEVEL", 6, 0, 9)?,
             part_size_bytes: usize::try_from(part_size_bytes)
                 .map_err(|_| ConfigError::new("PART_SIZE_BYTES", "does not fit in memory addresses"))?,
-            max_parts_in_flight: env.parse_in_range("MAX_PARTS_IN_FLIGHT", 2, 1, 16)?,
+            max_parts_in_flight: env.parse_in_range("MAX_PARTS_IN_FLIGHT", 1, 1, 16)?,
             max_concurrent_objects: env.parse_in_range("MAX_CONCURRENT_OBJECTS", 4, 1, 64)?,
             delete_source: env.flag("DELETE_SOURCE", false)?,
         })
