@@ -2,10 +2,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# The local stack: LocalStack for S3 and SQS, PostgreSQL, and the local RDS Data API.
-export AWS_REGION ?= us-east-1
-export AWS_ACCESS_KEY_ID ?= test
-export AWS_SECRET_ACCESS_KEY ?= test
+# Ports of the local stack's PostgreSQL and RDS Data API. No AWS credentials are set here:
+# the scripts that talk only to the local stack set test credentials themselves, and
+# `make migrate` against a deployed stack uses yours.
 export PIPELINE_PG_PORT ?= 54329
 export PIPELINE_DATA_API_PORT ?= 8089
 
