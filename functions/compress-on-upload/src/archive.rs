@@ -177,16 +177,12 @@ async fn compress_body(
     let buffer_capacity = part_size + 256 * 1024;
     let mut encoder = GzEncoder::new(Vec::with_capacity(buffer_capacity), Compression::new(level));
     let mut bytes_read = head.len() as u64;
-    write_all(&mut encoder, &head, object)?;
+    compress_chunk(&mut encoder, &head, part_size, buffer_capacity, object, upload).await?;
 
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|error| read_error(object, bytes_read, error))?;
         bytes_read += chunk.len() as u64;
-        write_all(&mut encoder, &chunk, object)?;
-        if encoder.get_ref().len() >= part_size {
-            let part = std::mem::replace(encoder.get_mut(), Vec::with_capacity(buffer_capacity));
-            upload.push_part(part).await?;
-        }
+        compress_chunk(&mut encoder, &chunk, part_size, buffer_capacity, object, upload).await?;
     }
 
     if let Some(content_length) = content_length
@@ -203,10 +199,27 @@ async fn compress_body(
     Ok((bytes_read, last_part))
 }
 
-fn write_all(encoder: &mut GzEncoder<Vec<u8>>, bytes: &[u8], object: &ObjectEvent) -> Result<(), CompressError> {
-    // Writing into a Vec cannot fail short of running out of memory, which aborts;
-    // the error is mapped all the same rather than unwrapped.
-    encoder.write_all(bytes).map_err(|error| read_error(object, 0, error))
+/// Compresses `chunk`, handing the output to `upload` whenever it reaches a
+/// part. The chunk is fed in slices of at most 1 MiB, so that one large
+/// chunk (a body already in memory, say) cannot grow the buffer past a part.
+async fn compress_chunk(
+    encoder: &mut GzEncoder<Vec<u8>>,
+    chunk: &[u8],
+    part_size: usize,
+    buffer_capacity: usize,
+    object: &ObjectEvent,
+    upload: &mut PartUploader,
+) -> Result<(), CompressError> {
+    for slice in chunk.chunks(1024 * 1024) {
+        // Writing into a Vec cannot fail short of running out of memory, which
+        // aborts; the error is mapped all the same rather than unwrapped.
+        encoder.write_all(slice).map_err(|error| read_error(object, 0, error))?;
+        if encoder.get_ref().len() >= part_size {
+            let part = std::mem::replace(encoder.get_mut(), Vec::with_capacity(buffer_capacity));
+            upload.push_part(part).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Returns the part size to use for an object of `content_length` bytes.

@@ -5,12 +5,14 @@
 //! event, SQS batch of S3 events, SNS-wrapped, EventBridge "Object Created").
 //! Objects that must not be compressed are skipped with a debug log; see
 //! [`skip`]. A failure of any object fails the invocation so that Lambda
-//! retries it; objects already archived are then skipped cheaply, because
+//! retries it. Objects already archived are then skipped cheaply, because
 //! the archive copy records the source's ETag and version.
 
 pub mod archive;
 pub mod error;
 pub mod skip;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -31,7 +33,7 @@ pub const MAX_PART_SIZE_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// Configuration, read once per cold start.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where archive copies go: `ARCHIVE_BUCKET` and `ARCHIVE_PREFIX` (default `archive/`).
+    /// Archive location: `ARCHIVE_BUCKET` and `ARCHIVE_PREFIX` (default `archive/`).
     pub archive: S3Location,
     /// gzip level from 0 (store) to 9 (smallest): `COMPRESSION_LEVEL`, default 6.
     pub compression_level: u32,
@@ -80,7 +82,7 @@ impl State {
     }
 }
 
-/// What one invocation did, returned to the caller.
+/// Counts of one invocation's outcomes, returned to the caller.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Summary {
     /// Objects written to the archive.
