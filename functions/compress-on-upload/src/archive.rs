@@ -1,6 +1,6 @@
 //! Streams one object through gzip into its archive copy.
 //!
-//! The source body is read chunk by chunk and fed to the encoder; whenever
+//! The source body is read chunk by chunk and fed to the encoder. Whenever
 //! the compressed output reaches the part size, it is handed to a multipart
 //! upload while the next part is being compressed. Memory is therefore
 //! bounded by about `(1 + max_parts_in_flight) * part_size_bytes`, whatever
@@ -33,7 +33,7 @@ pub const METADATA_SOURCE_VERSION_ID: &str = "source-version-id";
 /// Metadata key that records the source's size in bytes.
 pub const METADATA_SOURCE_SIZE: &str = "source-size";
 
-/// What happened to one object.
+/// Outcome of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The archive copy was written.
