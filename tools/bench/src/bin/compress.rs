@@ -165,7 +165,12 @@ async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8]) {
 
 /// Runs the handler in a child process; returns its wall time and peak memory.
 fn child_handler(bucket: &str, key: &str) -> (Duration, u64) {
-    let output = Command::new(std::env::current_exe().unwrap()).args(["handler", bucket, key]).output().unwrap();
+    // The same allocator setting as the function's environment in template.yaml.
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["handler", bucket, key])
+        .env("MALLOC_MMAP_THRESHOLD_", "1048576")
+        .output()
+        .unwrap();
     assert!(output.status.success(), "handler failed: {}", String::from_utf8_lossy(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     (Duration::from_secs_f64(report["seconds"].as_f64().unwrap()), report["peak_rss_bytes"].as_u64().unwrap())
