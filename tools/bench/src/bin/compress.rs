@@ -16,9 +16,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use pipeline_bench::{median, mib, mib_per_sec, peak_rss_bytes, runs, venv_python};
+use pipeline_bench::{median, mib, mib_per_sec, peak_rss_bytes, runs, upload_multipart, venv_python};
 
 const LEVEL: u32 = 6;
 const MIB: usize = 1024 * 1024;
@@ -39,8 +37,8 @@ async fn main() {
 
     eprintln!("generating {size_mib} MiB of CSV and uploading it to LocalStack");
     let data = generate_csv(size_mib * MIB);
-    upload(&s3, &bucket, "incoming/large.csv", &data).await;
-    upload(&s3, &bucket, "incoming/small.csv", &data[..64 * MIB.min(data.len())]).await;
+    upload_multipart(&s3, &bucket, "incoming/large.csv", &data).await;
+    upload_multipart(&s3, &bucket, "incoming/small.csv", &data[..64 * MIB.min(data.len())]).await;
 
     eprintln!("flate2 in memory, level {LEVEL}, {runs} runs");
     let mut limit = Vec::new();
@@ -135,33 +133,6 @@ fn generate_csv(len: usize) -> Vec<u8> {
     out
 }
 
-async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8]) {
-    let upload = s3.create_multipart_upload().bucket(bucket).key(key).content_type("text/csv").send().await.unwrap();
-    let upload_id = upload.upload_id().unwrap();
-    let mut parts = Vec::new();
-    for (index, chunk) in data.chunks(64 * MIB).enumerate() {
-        let number = index as i32 + 1;
-        let output = s3
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .body(ByteStream::from(chunk.to_vec()))
-            .send()
-            .await
-            .unwrap();
-        parts.push(CompletedPart::builder().part_number(number).set_e_tag(output.e_tag).build());
-    }
-    s3.complete_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-        .send()
-        .await
-        .unwrap();
-}
 
 /// Runs the handler in a child process; returns its wall time and peak memory.
 fn child_handler(bucket: &str, key: &str) -> (Duration, u64) {

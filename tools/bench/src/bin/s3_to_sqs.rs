@@ -17,10 +17,8 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Instant;
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_sqs::types::QueueAttributeName;
-use pipeline_bench::{median, mib, peak_rss_bytes, runs};
+use pipeline_bench::{median, mib, peak_rss_bytes, runs, upload_multipart};
 use pipeline_shared::Env;
 use pipeline_shared::envelope::Source;
 use s3_to_sqs::{Config, Format, ParseOptions, State, envelopes_from_bytes, handle_notification};
@@ -93,7 +91,7 @@ fn parse_throughput(runs: usize) {
 async fn request_counts(s3: &aws_sdk_s3::Client, sqs: &aws_sdk_sqs::Client, bucket: &str) {
     const RECORDS: usize = 100_000;
     let key = "incoming/bench/requests.csv";
-    upload(s3, bucket, key, &generate_csv_records(RECORDS)).await;
+    upload_multipart(s3, bucket, key, &generate_csv_records(RECORDS)).await;
     println!("2. SendMessageBatch requests for {RECORDS} CSV records through LocalStack");
     println!("| budget | messages | requests | body bytes | ideal requests (bytes / 1 MiB) | requests / ideal |");
     println!("|---|---|---|---|---|---|");
@@ -131,7 +129,7 @@ async fn peak_memory(s3: &aws_sdk_s3::Client, sqs: &aws_sdk_sqs::Client, bucket:
     for size_mib in sizes {
         let key = format!("incoming/bench/memory-{size_mib}.csv");
         let data = generate_csv_bytes(size_mib * MIB);
-        upload(s3, bucket, &key, &data).await;
+        upload_multipart(s3, bucket, &key, &data).await;
         drop(data);
         let queue_url = create_queue(sqs, KIB_256).await.unwrap();
         let report = child_handler(bucket, &key, &queue_url);
@@ -300,30 +298,3 @@ fn csv_to_jsonl(csv: &[u8]) -> Vec<u8> {
     out
 }
 
-async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8]) {
-    let upload = s3.create_multipart_upload().bucket(bucket).key(key).content_type("text/csv").send().await.unwrap();
-    let upload_id = upload.upload_id().unwrap();
-    let mut parts = Vec::new();
-    for (index, chunk) in data.chunks(64 * MIB).enumerate() {
-        let part_number = index as i32 + 1;
-        let output = s3
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(part_number)
-            .body(ByteStream::from(chunk.to_vec()))
-            .send()
-            .await
-            .unwrap();
-        parts.push(CompletedPart::builder().part_number(part_number).set_e_tag(output.e_tag).build());
-    }
-    s3.complete_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-        .send()
-        .await
-        .unwrap();
-}
