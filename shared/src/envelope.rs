@@ -91,19 +91,9 @@ impl RecordIds {
     pub fn id(&self, position: u64) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         // The position is hashed as its decimal text, written without allocating.
-        let mut digits = [0u8; 20];
-        let mut start = digits.len();
-        let mut rest = position;
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
+        let mut buffer = [0u8; 20];
         let mut hasher = self.prefix.clone();
-        hash_part(&mut hasher, &digits[start..]);
+        hash_part(&mut hasher, decimal_digits(position, &mut buffer));
         let digest = hasher.finalize();
         let mut id = String::with_capacity(32);
         for byte in &digest[..16] {
@@ -112,6 +102,22 @@ impl RecordIds {
         }
         id
     }
+}
+
+/// Writes `value` in decimal at the end of `buffer` and returns those digits,
+/// without allocating; faster than `format!` for millions of records.
+pub fn decimal_digits(value: u64, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut start = buffer.len();
+    let mut rest = value;
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    &buffer[start..]
 }
 
 // Each part is length-prefixed so that ("ab", "c") and ("a", "bc") differ.
@@ -144,7 +150,7 @@ pub struct Reject {
     /// Element index (0-based) for records of a JSON array.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u64>,
-    /// Why the record was rejected.
+    /// Reason the record was rejected.
     pub reason: String,
     /// The start of the record's raw text, cut to a bounded length.
     pub raw: String,

@@ -268,18 +268,8 @@ fn push_position(out: &mut String, position: Position) {
 
 /// Appends `value` in decimal; faster than `write!` for millions of records.
 fn push_u64(out: &mut String, value: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    let mut rest = value;
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    for &digit in &digits[start..] {
+    let mut buffer = [0u8; 20];
+    for &digit in pipeline_shared::envelope::decimal_digits(value, &mut buffer) {
         out.push(char::from(digit));
     }
 }
