@@ -1,7 +1,7 @@
 //! Typed configuration read from environment variables at cold start.
 //!
 //! Every reader names the variable in its error, so a missing or out-of-range
-//! value fails the cold start with a message that says what to fix.
+//! value fails the cold start with a message that names what to fix.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -13,7 +13,7 @@ use std::str::FromStr;
 pub struct ConfigError {
     /// The environment variable concerned.
     pub variable: String,
-    /// What is wrong with its value and what is expected.
+    /// Problem with the value, and the expected value.
     pub reason: String,
 }
 

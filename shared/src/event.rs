@@ -27,10 +27,10 @@ pub enum EventError {
         /// The key as it arrived in the event.
         raw: String,
     },
-    /// A JSON document that is none of the known notification shapes.
+    /// A JSON document that matches no known notification shape.
     #[error("unrecognised event: {reason}")]
     Unrecognised {
-        /// What was found instead.
+        /// Description of the document found instead.
         reason: String,
     },
 }
@@ -51,7 +51,7 @@ impl S3Location {
     }
 }
 
-/// What a notification asks the pipeline to look at.
+/// Content of a notification: a test event or object events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notification {
     /// The `s3:TestEvent` that S3 sends when notifications are configured.

@@ -211,8 +211,8 @@ async fn compress_chunk(
     upload: &mut PartUploader,
 ) -> Result<(), CompressError> {
     for slice in chunk.chunks(1024 * 1024) {
-        // Writing into a Vec cannot fail short of running out of memory, which
-        // aborts; the error is mapped all the same rather than unwrapped.
+        // Writing into a Vec fails only when memory runs out, which aborts the
+        // process, so this error is not expected; it is mapped, not unwrapped.
         encoder.write_all(slice).map_err(|error| read_error(object, 0, error))?;
         if encoder.get_ref().len() >= part_size {
             let part = std::mem::replace(encoder.get_mut(), Vec::with_capacity(buffer_capacity));

@@ -1,4 +1,4 @@
-//! Which objects are not compressed, and where archive copies are written.
+//! Skip rules for objects that are not compressed, and archive copy naming.
 
 use pipeline_shared::event::{ObjectEvent, S3Location};
 
@@ -8,7 +8,7 @@ pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// S3's maximum key length in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
 
-/// Why an object is left alone.
+/// Reason an object is left alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
     /// Not an object-created event.
@@ -23,7 +23,7 @@ pub enum SkipReason {
     GzipEncoding,
     /// The object starts with the gzip magic bytes.
     GzipMagic,
-    /// The archive already holds a copy of this object version.
+    /// The archive already contains a copy of this object version.
     AlreadyArchived,
     /// The object was deleted before it could be read.
     Deleted,
@@ -117,7 +117,7 @@ mod tests {
     }
 
     #[test]
-    fn archive_bucket_of_its_own_skips_everything_in_it() {
+    fn separate_archive_bucket_skipped_whole() {
         let archive = S3Location { bucket: "archive-bucket".into(), prefix: String::new() };
         let object = event("ObjectCreated:Put", "archive-bucket", "incoming/r.csv");
         assert_eq!(skip_reason(&object, &archive), Some(SkipReason::InArchive));

@@ -33,7 +33,7 @@ pub struct Config {
     /// `ARCHIVE_PREFIX`: key prefix of the archive copies, in
     /// `ARCHIVE_BUCKET` or, when that is unset, in any bucket.
     pub archive_prefix: Option<String>,
-    /// `FORMAT` (`csv`, `jsonl` or `json`): overrides the format told by
+    /// `FORMAT` (`csv`, `jsonl` or `json`): overrides the format given by
     /// the key suffix and Content-Type.
     pub format: Option<Format>,
     /// `DATASET_KEY_PATTERN`: regex with a named group `dataset` that takes
@@ -262,9 +262,11 @@ mod tests {
             RetryPolicy { max_attempts: 5, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
         for _ in 0..100 {
             let first = policy.delay(1);
-            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100), "{first:?}");
+            assert!(first >= Duration::from_millis(50), "{first:?}");
+            assert!(first <= Duration::from_millis(100), "{first:?}");
             let third = policy.delay(3);
-            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400), "{third:?}");
+            assert!(third >= Duration::from_millis(200), "{third:?}");
+            assert!(third <= Duration::from_millis(400), "{third:?}");
             assert!(policy.delay(30) <= Duration::from_secs(1));
         }
     }

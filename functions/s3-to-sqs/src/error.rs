@@ -66,7 +66,7 @@ pub enum S3ToSqsError {
         source: std::io::Error,
     },
 
-    /// The key or headers say gzip but the data does not start with the gzip magic bytes.
+    /// The key or headers indicate gzip but the data does not start with the gzip magic bytes.
     #[error("s3://{bucket}/{key}: not gzip data (no 1F 8B header) although the key or Content-Encoding says gzip")]
     NotGzip {
         /// Bucket name.

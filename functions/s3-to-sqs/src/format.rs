@@ -1,4 +1,4 @@
-//! Input formats and how an object's format and compression are told.
+//! Input formats and how an object's format and compression are detected.
 
 use std::fmt;
 use std::str::FromStr;

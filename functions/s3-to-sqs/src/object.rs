@@ -26,7 +26,7 @@ use crate::send::{Destination, SendFailure, SendPipeline};
 /// Bytes read from the object per step.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
 
-/// What one object produced.
+/// Result of one object: counts of records, rejects, messages and bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ObjectSummary {
     /// Bucket name.

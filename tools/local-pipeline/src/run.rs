@@ -28,7 +28,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct RunOptions {
     /// Base URL of the Lambda Invoke API, `http://127.0.0.1:9000` under `cargo lambda watch`.
     pub invoke_url: String,
-    /// Longest wait for one invocation.
+    /// Maximum wait for one invocation.
     pub invoke_timeout: Duration,
     /// Shape of the events the S3 functions receive.
     pub event_shape: EventShape,
@@ -40,7 +40,7 @@ pub struct RunOptions {
     pub drain_timeout: Option<Duration>,
     /// How long the queues must stay empty to count as drained.
     pub quiet_period: Duration,
-    /// Where to append one JSON line per invocation.
+    /// File that receives one JSON line per invocation.
     pub journal: Option<std::path::PathBuf>,
 }
 
@@ -57,7 +57,7 @@ pub struct Stats {
     pub messages_failed: u64,
 }
 
-/// What the delivery tasks share.
+/// State shared by the delivery tasks.
 #[derive(Debug)]
 pub struct Context {
     /// SQS client.
